@@ -8,6 +8,7 @@ wrote meanwhile. Never timed: each side waits for the other's outcome."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,8 +22,9 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from orchestrator.state.postgres import connection
-from orchestrator.state.postgres.connection import open_pool
+from orchestrator.models import ClaimStatus
+from orchestrator.state.postgres import claims, connection
+from orchestrator.state.postgres.connection import APPLICATION, open_pool
 from orchestrator.state.postgres.core import PgCore
 from orchestrator.state.postgres.keyed import read_record
 from orchestrator.state.postgres.store import PostgresStateStore
@@ -193,3 +195,89 @@ async def test_a_stopped_workstation_holds_no_lock_and_resumes_into_a_version_co
         assert record is not None and record.data == {"by": "teammate"} and record.version == 2
         history = await store.record_history("records/ns", "k")
         assert {"by": "paused"} not in [entry["data"] for entry in history]
+
+
+async def test_a_holder_stopped_between_its_write_and_its_commit_is_cut_off_by_the_sweep(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store transaction sends its writes and its commit without waiting between them: a
+    workstation stopped there leaves its server process *active*, waiting for the rest of the
+    pipeline, which no timeout of PostgreSQL 15 ends; its row stays locked and the sweep's
+    ``SKIP LOCKED`` passed over the lapsed claim for good (a team run waited for a stopped
+    teammate until it went on). The sweep now ends such a process, and takes the claim."""
+    monkeypatch.setattr(claims, "IDLE_IN_TRANSACTION", int(SHORT_IDLE_MS))
+    async with await PostgresStateStore.connect(pg_dsn) as store:
+        await store.create_session({}, ["t1"], session_id="s1")
+        assert await store.acquire_claim("t1", "stopped-workstation", 0.01) is not None
+        # The stopped workstation's transaction: its write sent, its commit never.
+        stopped = await psycopg.AsyncConnection.connect(pg_dsn, application_name=APPLICATION)
+        try:
+            raw = stopped.pgconn
+            raw.enter_pipeline_mode()
+            raw.send_query_params(b"BEGIN", None)
+            raw.send_query_params(
+                b"UPDATE council.tasks SET version = version WHERE task_id = $1", [b"t1"]
+            )
+            raw.flush()
+            with anyio.fail_after(patience(20)):
+                while await _waiting_mid_statement(pg_dsn, raw.backend_pid) is not True:
+                    await anyio.sleep(0.05)
+                swept: list[str] = []
+                while not swept:  # skipped while locked; its holder cut off once stopped long
+                    swept = [claim.task_id for claim in await store.sweep_expired_claims()]
+                    await anyio.sleep(0.05)
+            assert swept == ["t1"]
+            assert await _state_of(pg_dsn, raw.backend_pid) is None  # its process ended
+            task = await store.get_task_state("t1")
+            assert task is not None and task.claim is not None
+            assert task.claim.status == ClaimStatus.EXPIRED
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                await stopped.close()
+
+
+async def test_the_sweep_leaves_a_running_transaction_and_other_applications_alone(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting for its client mid-statement for less than the limit (a running workstation),
+    or another program's connection on the same database: never cut off."""
+    monkeypatch.setattr(claims, "IDLE_IN_TRANSACTION", 60_000)
+    async with await PostgresStateStore.connect(pg_dsn) as store:
+        await store.create_session({}, ["t1", "t2"], session_id="s1")
+        holders = []
+        for task_id, name in (("t1", APPLICATION), ("t2", "someone-else")):
+            conn = await psycopg.AsyncConnection.connect(pg_dsn, application_name=name)
+            conn.pgconn.enter_pipeline_mode()
+            conn.pgconn.send_query_params(b"BEGIN", None)
+            conn.pgconn.send_query_params(
+                b"UPDATE council.tasks SET version = version WHERE task_id = $1", [task_id.encode()]
+            )
+            conn.pgconn.flush()
+            holders.append(conn)
+        try:
+            with anyio.fail_after(patience(20)):
+                for conn in holders:
+                    while await _waiting_mid_statement(pg_dsn, conn.pgconn.backend_pid) is not True:
+                        await anyio.sleep(0.05)
+            await store.sweep_expired_claims()
+            for conn in holders:
+                assert await _waiting_mid_statement(pg_dsn, conn.pgconn.backend_pid) is True
+        finally:
+            for conn in holders:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.close()
+
+
+async def _waiting_mid_statement(dsn: str, pid: int) -> bool | None:
+    """Is that server process in a transaction, waiting for its client mid-statement, holding
+    a row lock? None once it is gone."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as watcher:
+        cursor = await watcher.execute(
+            "SELECT state = 'active' AND wait_event = 'ClientRead' AND xact_start IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM pg_locks WHERE pid = %s AND relation = "
+            "'council.tasks'::regclass AND mode = 'RowExclusiveLock') "
+            "FROM pg_stat_activity WHERE pid = %s",
+            (pid, pid),
+        )
+        row = await cursor.fetchone()
+        return None if row is None else bool(row[0])

@@ -7,10 +7,24 @@ Its token comes from ``council.fence_seq``, so it is larger than every token han
 on any workstation; renewals and releases carry it, and a write whose token is not the task's
 live claim is refused (``StaleClaim``). The sweep expires every active claim whose lease has
 lapsed on the database's clock (``SKIP LOCKED`` again: two sweepers never wait on each other).
+
+A lapsed claim whose row stays locked is held by a transaction its workstation stopped in the
+middle of (SIGSTOP, a debugger): a transaction is pipelined (``core``), so its server process
+waits for the rest of it as an *active* statement, which neither
+``idle_in_transaction_session_timeout`` nor ``statement_timeout`` ends before PostgreSQL 17,
+and ``SKIP LOCKED`` would pass over that task for as long as the workstation stays stopped:
+the team's run waited for it for good. So the sweep also ends the server process of a store
+transaction that has waited for its client in the middle of a statement for as long as the
+server gives an idle one (``IDLE_IN_TRANSACTION``; ``pg_terminate_backend``): its locks go
+with it, the next sweep takes the claim, and the stopped workstation, once it goes on, finds
+its connection gone and its claim fenced. A store transaction sends its writes and its commit
+back to back (milliseconds), so the same limit as the server's own for an idle transaction
+never cuts off a workstation that is running.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -32,10 +46,24 @@ from orchestrator.state.claim_rules import (
     renewal,
     told,
 )
+from orchestrator.state.postgres.connection import APPLICATION, IDLE_IN_TRANSACTION
 from orchestrator.state.postgres.core import Conn, PgCore
 from orchestrator.state.postgres.tasks import locked_task, write_task
 
 __all__ = ["PgClaims"]
+
+_log = logging.getLogger(__name__)
+
+# Server processes of the store's transactions (``APPLICATION``) on this database that wait
+# for their client in the middle of a pipelined statement, sent longer ago than an idle
+# transaction may last: their client stopped between a write and its commit (module doc).
+_STOPPED_HOLDERS = (
+    "SELECT pid, pg_has_role(usesysid, 'MEMBER') OR pg_has_role('pg_signal_backend', 'MEMBER') "
+    "FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s "
+    "AND state = 'active' AND wait_event = 'ClientRead' AND xact_start IS NOT NULL "
+    "AND query_start <= clock_timestamp() - %s * interval '1 millisecond' "
+    "AND pid <> pg_backend_pid()"
+)
 
 
 class PgClaims:
@@ -142,7 +170,24 @@ class PgClaims:
                 expired.append(write.claim)
             return expired
 
-        return await self._core.atomically(work)
+        swept = await self._core.atomically(work)
+        await self._cut_off_stopped_holders()
+        return swept
+
+    async def _cut_off_stopped_holders(self) -> None:
+        """End the server processes of transactions stopped between a write and their commit
+        (module doc): their locks go with them, and the next sweep takes their claims."""
+        async with self._core.tx(durable=False) as conn:
+            cursor = await conn.execute(_STOPPED_HOLDERS, (APPLICATION, IDLE_IN_TRANSACTION))
+            for pid, may in await cursor.fetchall():
+                if may:
+                    await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                else:
+                    _log.warning(
+                        "a stopped workstation's transaction (server process %s) locks a lapsed "
+                        "claim, and this database role may not end it (pg_signal_backend)",
+                        pid,
+                    )
 
 
 async def _exists(conn: Conn, task_id: str) -> bool:

@@ -36,9 +36,11 @@ logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 # transaction idle for seconds belongs to a workstation that stopped mid-way (SIGSTOP, a pause,
 # a lost network): the server ends it and frees its row locks long before anyone waiting for
 # them gives up (lock_timeout).
+APPLICATION = "cli-council"  # the store's connections, as the server lists them
+IDLE_IN_TRANSACTION = 5000  # ms: also how long a stopped pipelined transaction is left (claims)
 _LIMITS = {
     "statement_timeout": "15000",
-    "idle_in_transaction_session_timeout": "5000",
+    "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION),
     "lock_timeout": "10000",
 }
 _KEEPALIVES = {
@@ -80,7 +82,7 @@ def describe(dsn: str) -> str:
 def connection_kwargs() -> dict[str, Any]:
     """What every connection of the pool is opened with (module doc)."""
     options = " ".join(f"-c {name}={value}" for name, value in _LIMITS.items())
-    return {**_KEEPALIVES, "options": options, "application_name": "cli-council"}
+    return {**_KEEPALIVES, "options": options, "application_name": APPLICATION}
 
 
 async def open_pool(
