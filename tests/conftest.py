@@ -36,6 +36,7 @@ from tests.support import (
     sandbox_tier,
     tiers,
     timing,
+    zygote,
 )
 
 if TYPE_CHECKING:
@@ -50,6 +51,10 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 _STATE_HOME = tempfile.mkdtemp(prefix="council-tests-state-")
 os.environ["XDG_STATE_HOME"] = _STATE_HOME
 atexit.register(shutil.rmtree, _STATE_HOME, True)
+
+# The `council` processes the tests start are forked from one that imported the command once
+# (tests/support/zygote.py says when a start still goes through exec, and why it is the same).
+zygote.install()
 
 # Hypothesis measures the machine twice by default: a 200 ms deadline per example and the
 # "input generation is slow" health check. Neither says anything about the product; both trip

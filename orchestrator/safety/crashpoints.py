@@ -34,9 +34,11 @@ Points may be reached from worker threads (the state store writes there); counti
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
+from dataclasses import dataclass
 
 from orchestrator.errors import ConfigError, ConfigIssue
 
@@ -92,33 +94,58 @@ def _parse(value: str | None) -> tuple[tuple[str, int] | None, str | None]:
     return (name, int(count)), None
 
 
-_ARMED, _PROBLEM = _parse(os.environ.get(ENV))
-_PROBLEM_AT = ENV
-_SIGNAL_NAME = os.environ.get(SIGNAL_ENV) or "SIGKILL"
-if _SIGNAL_NAME not in _SIGNALS:
-    _ARMED, _PROBLEM_AT = None, SIGNAL_ENV
-    _PROBLEM = f"{_SIGNAL_NAME!r}: the signal must be one of {', '.join(_SIGNALS)}"
-_SIGNAL = _SIGNALS.get(_SIGNAL_NAME, signal.SIGKILL)
-_TRACE = os.environ.get(TRACE_ENV) or None
+@dataclass(frozen=True)
+class _Arming:
+    """What this process's environment arms: read at the first crash point or check, not at
+    import (a process forked from one that imported this module reads its own)."""
+
+    armed: tuple[str, int] | None
+    problem: str | None
+    problem_at: str
+    signal_name: str
+    signal: signal.Signals
+    trace: str | None
+
+
+@functools.cache
+def _arming() -> _Arming:
+    armed, problem = _parse(os.environ.get(ENV))
+    problem_at = ENV
+    signal_name = os.environ.get(SIGNAL_ENV) or "SIGKILL"
+    if signal_name not in _SIGNALS:
+        armed, problem_at = None, SIGNAL_ENV
+        problem = f"{signal_name!r}: the signal must be one of {', '.join(_SIGNALS)}"
+    return _Arming(
+        armed,
+        problem,
+        problem_at,
+        signal_name,
+        _SIGNALS.get(signal_name, signal.SIGKILL),
+        os.environ.get(TRACE_ENV) or None,
+    )
+
+
 _reached = 0
 _count_lock = threading.Lock()
 
 
 def check_armed() -> None:
     """Refuse a ``COUNCIL_CRASH_AT`` that arms nothing (``ConfigError`` naming the points)."""
-    if _PROBLEM is not None:
-        raise ConfigError([ConfigIssue("environment", None, _PROBLEM_AT, _PROBLEM)])
+    arming = _arming()
+    if arming.problem is not None:
+        raise ConfigError([ConfigIssue("environment", None, arming.problem_at, arming.problem)])
 
 
 def crash_point(name: str, what: str = "") -> None:
     """Die here with SIGKILL if this is the armed point's nth arrival (module doc); ``what``
     names the step for the trace."""
-    if _ARMED is None and _TRACE is None:
+    arming = _arming()
+    if arming.armed is None and arming.trace is None:
         return
-    if _TRACE is not None:
-        _trace(_TRACE, name, what)
-    if _ARMED is not None:
-        _arrive(name, *_ARMED)
+    if arming.trace is not None:
+        _trace(arming.trace, name, what)
+    if arming.armed is not None:
+        _arrive(name, *arming.armed)
 
 
 def _trace(path: str, name: str, what: str) -> None:
@@ -139,6 +166,7 @@ def _arrive(name: str, armed: str, nth: int) -> None:
         _reached += 1
         if _reached != nth:
             return
-        line = f"council: crash point {name} reached ({nth}), {_SIGNAL_NAME}\n"
+        arming = _arming()
+        line = f"council: crash point {name} reached ({nth}), {arming.signal_name}\n"
         os.write(2, line.encode())  # fd 2 itself: sys.stderr may be replaced
-        os.kill(os.getpid(), _SIGNAL)
+        os.kill(os.getpid(), arming.signal)
