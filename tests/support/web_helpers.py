@@ -67,6 +67,14 @@ class GatedRun:
         record = task_record(self.repo, task_id)
         return None if record is None else str(record["status"])
 
+    def building(self, task_id: str) -> bool:
+        """Is the task running its build, whose CLI has started (its log is made), its plan
+        done?"""
+        record = task_record(self.repo, task_id)
+        if record is None or record["status"] != "running" or record["current_phase"] != "build":
+            return False
+        return any((self.repo / ".council" / "logs").glob(f"{task_id}-build-*"))
+
     def finish(self) -> str:
         """Open the gate and wait for the run's end; its output."""
         self.gate.write_text("go\n")
@@ -89,7 +97,9 @@ def gated_run(tmp_path: Path, extra: str = "") -> Iterator[GatedRun]:
     process = spawn("run", config, "--json", cwd=tmp_path)
     run = GatedRun(repo, config, gate, process)
     try:
-        wait_for(lambda: run.status("held") == "running", "task held running", 60)
+        # Held at the gate: its build's CLI started, not merely its plan (its status says
+        # running from the plan on).
+        wait_for(lambda: run.building("held"), "task held building at its gate", 60)
         wait_for(lambda: run.status("after") == "queued", "task after queued", 30)
         yield run
     finally:
