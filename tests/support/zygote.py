@@ -15,7 +15,8 @@ a ``preexec_fn``, ``pass_fds``, ``close_fds=False``, a user, group, umask or pro
 a terminal among its standard streams (the interpreter opens those differently); an
 environment that differs from the server's in a variable the imports read (``read``) or
 one the interpreter reads as it starts (``PYTHON*``, the locale's, ``TZ``); a start from
-asyncio (whose child watcher waits for its own children only); and every start with
+asyncio (whose child watcher waits for its own children only); a command line longer than
+the server's padding (``PADDING``, over which a child writes its own); and every start with
 ``COUNCIL_TEST_FRESH_PROCESSES=1`` in the suite's environment.
 """
 
@@ -155,6 +156,7 @@ def _execute_child(
         isinstance(args, list)
         and args[:3] == PREFIX
         and all(isinstance(a, str) for a in args)
+        and sum(len(os.fsencode(a)) + 1 for a in args) <= len(PADDING)  # its command line fits
         and executable is None
         and preexec_fn is None
         and close_fds

@@ -218,16 +218,20 @@ def _become(header: dict[str, Any], fds: list[int], kept: list[int]) -> None:
 
 def _retitle(argv: list[str]) -> None:
     """What ``/proc/PID/cmdline`` shows: the command as the worker asked for it, written over
-    this process's own (long) command line; left as it was where it does not fit."""
+    this process's own (padded) command line; the worker sends none longer than the padding.
+    Left as it was where the kernel refuses the write."""
     stat = Path("/proc/self/stat").read_bytes()
     fields = stat.rsplit(b")", 1)[1].split()
     start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48, 49)
     line = b"\0".join(os.fsencode(a) for a in argv) + b"\0"
     if len(line) > end - start:
         return
-    with open("/proc/self/mem", "r+b", buffering=0) as memory:
-        memory.seek(start)
-        memory.write(line + b"\0" * (end - start - len(line)))
+    try:
+        with open("/proc/self/mem", "r+b", buffering=0) as memory:
+            memory.seek(start)
+            memory.write(line + b"\0" * (end - start - len(line)))
+    except OSError:
+        return
     # Where it may (CAP_SYS_RESOURCE: root), the line ends at the command's end, not after
     # the padding's NULs.
     libc = ctypes.CDLL(None, use_errno=True)
