@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +60,7 @@ def test_a_forked_command_is_a_process_of_its_own_that_signals_reach(tmp_path: P
     (tmp_path / "wait.yaml").write_text("{")
     process = subprocess.Popen(
         [*COUNCIL, "status", "wait.yaml"],
+        start_new_session=True,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -70,13 +70,8 @@ def test_a_forked_command_is_a_process_of_its_own_that_signals_reach(tmp_path: P
     )
     try:
         assert _forked(process)
-        os.kill(process.pid, signal.SIGSTOP)
-        deadline = time.monotonic() + patience(30)
-        while b"wait.yaml" not in Path(f"/proc/{process.pid}/cmdline").read_bytes():
-            assert time.monotonic() < deadline, "its command line never became its own"
-            os.kill(process.pid, signal.SIGCONT)
-            time.sleep(0.001)
-            os.kill(process.pid, signal.SIGSTOP)
+        # Set up before the start returns, as exec's: its group, directory and command line.
+        os.killpg(process.pid, signal.SIGSTOP)
         line = Path(f"/proc/{process.pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
         assert line == [os.fsencode(a) for a in (*COUNCIL, "status", "wait.yaml")]
         assert Path(os.readlink(f"/proc/{process.pid}/cwd")) == tmp_path
@@ -88,6 +83,11 @@ def test_a_forked_command_is_a_process_of_its_own_that_signals_reach(tmp_path: P
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+def test_a_directory_that_is_not_there_is_refused_as_exec_refuses_it(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        subprocess.Popen([*COUNCIL, "--version"], cwd=tmp_path / "gone", env=ENV)
 
 
 def test_a_start_the_fork_cannot_make_the_same_goes_through_exec() -> None:

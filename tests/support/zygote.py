@@ -97,8 +97,14 @@ class _Server:
                 self.control.sendall(header)
         finally:
             theirs.close()
-        pid = struct.unpack("q", _exactly(mine, 8))[0]
-        return pid, mine
+        told = _exactly(mine, 9)
+        value = struct.unpack("q", told[1:])[0]
+        if told[:1] == b"p":
+            return int(value), mine
+        mine.close()
+        if told[:1] == b"e":
+            raise OSError(value, os.strerror(value), cwd)
+        raise ChildProcessError("the council process ended before it was set up")
 
 
 _server: _Server | None = None
@@ -238,9 +244,9 @@ def _status(status: socket.socket, timeout: float | None) -> int | None:
     poller.register(status, select.POLLIN)
     if not poller.poll(None if timeout is None else max(0, int(timeout * 1000))):
         return None
-    told = _exactly(status, 8)
+    told = _exactly(status, 9)
     status.close()
-    return int(struct.unpack("q", told)[0])
+    return int(struct.unpack("q", told[1:])[0])
 
 
 def _exactly(sock: socket.socket, size: int) -> bytes:

@@ -9,8 +9,9 @@ worker's end of a socket pair. Its first message is a JSON line: ``{"read": [...
 environment variables the imports read (``"*"``: the whole environment was read, so any
 difference sends the worker to a real ``exec``), or ``{"error": ...}``. Each request is a
 length-prefixed JSON header (argv, cwd, env, a new session) with four descriptors: the
-child's stdin, stdout, stderr, and a socket on which the pid (8 bytes) and then the wait
-status (8 bytes) are sent.
+child's stdin, stdout, stderr, and a socket on which the child sends ``p`` and its pid once
+it is set up (or ``e`` and an errno: its directory could not be entered), and the server
+``s`` and its wait status once it ended (8 bytes each after the letter).
 """
 
 from __future__ import annotations
@@ -142,14 +143,13 @@ def _serve(control: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
                 pidfd = os.pidfd_open(pid)
                 children[pidfd] = (pid, status)
                 poller.register(pidfd, select.POLLIN)
-                status.sendall(struct.pack("q", pid))
             else:
                 pid, status = children.pop(fd)
                 poller.unregister(fd)
                 os.close(fd)
                 _, wait_status = os.waitpid(pid, 0)
                 with contextlib.suppress(OSError):  # the worker let go of it
-                    status.sendall(struct.pack("q", wait_status))
+                    status.sendall(b"s" + struct.pack("q", wait_status))
                 status.close()
 
 
@@ -188,14 +188,21 @@ def _become(header: dict[str, Any], fds: list[int], kept: list[int]) -> None:
         os.setsid()
     for target, fd in enumerate(fds[:3]):
         os.dup2(fd, target)
+    try:
+        os.chdir(header["cwd"])
+    except OSError as refused:  # raised in the worker, as exec's Popen raises it
+        os.write(fds[3], b"e" + struct.pack("q", refused.errno or 0))
+        os._exit(255)
+    os.environ.clear()
+    os.environ.update(header["env"])
+    _retitle(header["argv"])
+    # Told only now, as exec's Popen returns only once the new program runs: a test that
+    # signals its group or reads its directory or command line finds them set.
+    os.write(fds[3], b"p" + struct.pack("q", os.getpid()))
     low = 3
     for fd in [*kept, os.sysconf("SC_OPEN_MAX")]:
         os.closerange(low, fd)
         low = fd + 1
-    os.chdir(header["cwd"])
-    os.environ.clear()
-    os.environ.update(header["env"])
-    _retitle(header["argv"])
     # The standard streams made again as the interpreter makes them at its start (the same
     # PYTHON* variables, or the worker would have gone through exec): on the new descriptors.
     for name, fd, mode in (("stdin", 0, "rb"), ("stdout", 1, "wb"), ("stderr", 2, "wb")):
