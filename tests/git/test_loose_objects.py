@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.git import loose_objects
 from orchestrator.git.loose_objects import write_commit
 from tests.support.worktree_helpers import git, git_ok, make_repo
 
@@ -42,10 +43,16 @@ def _by_git(repo: Path, stamp: str, *args: str) -> str:
 
 
 @pytest.mark.parametrize("message", ["council: build", "Merge x\n\nCouncil-Task: t1\n"])
-def test_the_same_object_git_writes(repo: Path, message: str) -> None:
+def test_the_same_object_git_writes(
+    repo: Path, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     common = repo / ".git"
     tree = git(repo, "write-tree")
     base, parent = git(repo, "rev-parse", "HEAD~1"), git(repo, "rev-parse", "HEAD")
+    # Both writes in one second, as the clock gave it to the first: the second write is the
+    # same commit only then (a loaded machine once wrote it a second later, another commit).
+    stamp = loose_objects._stamp()
+    monkeypatch.setattr(loose_objects, "_stamp", lambda: stamp)
 
     ours = write_commit(common, tree, [parent, base], message, ENV)
 
