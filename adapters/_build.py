@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -24,6 +25,7 @@ __all__ = [
     "flag_like",
     "json_file",
     "mcp_entry",
+    "node_heap_of_half_the_memory",
     "option",
     "owns",
     "stdin_prompt",
@@ -46,6 +48,16 @@ def command_env(
         {value for name, value in request.env.items() if value and _SECRET_NAME.search(name)}
     )
     return env, secrets
+
+
+@functools.cache
+def node_heap_of_half_the_memory() -> str:
+    """``--max-old-space-size=<half of the machine's memory, in MiB>``: the heap gemini gives
+    itself by starting a second Node.js process with that flag (``autoConfigureMemory``), given
+    to the one process instead (``NODE_OPTIONS``). Half is always over Node's own default (a
+    quarter of the memory, at most 4 GiB), so it never lowers what the CLI would have had."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")  # Node's os.totalmem()
+    return f"--max-old-space-size={total // (2 * 1024 * 1024)}"
 
 
 # What to use instead of a flag the adapter sets itself (``owned_flags`` of its options).

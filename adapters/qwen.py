@@ -41,6 +41,10 @@ Quirks handled:
   0.24 exits "Qwen OAuth free tier was discontinued on 2026-04-15" (measured), so the error
   comes at ``council config validate`` with the way to log in instead.
 - A key in ``~/.qwen/.env`` or ``~/.env`` is a login (``credentials``), linked like any.
+- Started as is, qwen loads its whole CLI, then starts it again in a child Node.js process
+  and waits for it (for its ``advanced.autoConfigureMemory``, off by default, and its
+  self-update, which the settings turn off): ``QWEN_CODE_NO_RELAUNCH=true`` runs it once.
+  Measured on 0.24.4.
 """
 
 from __future__ import annotations
@@ -253,7 +257,9 @@ class QwenAdapter(Adapter):
         for directory in opts.add_dirs:
             argv.append(f"--include-directories={directory}")
         argv += self.extra_args()  # after the positional prompt: yargs takes options anywhere
-        knobs: dict[str, str] = {"QWEN_DEBUG_LOG_FILE": "1"}
+        # One full Node.js process, not two: qwen loads its CLI, then starts it again in a
+        # child (its memory setting, off by default, and self-update) unless told not to.
+        knobs: dict[str, str] = {"QWEN_DEBUG_LOG_FILE": "1", "QWEN_CODE_NO_RELAUNCH": "true"}
         if opts.base_url:
             base_var = "ANTHROPIC_BASE_URL" if opts.auth_type == "anthropic" else "OPENAI_BASE_URL"
             knobs[base_var] = opts.base_url
