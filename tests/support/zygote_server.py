@@ -17,6 +17,7 @@ it is set up (or ``e`` and an errno: its directory could not be entered), and th
 from __future__ import annotations
 
 import array
+import ast
 import contextlib
 import ctypes
 import gc
@@ -88,19 +89,64 @@ def _preload() -> list[str] | str:
     environ_type.__getitem__ = recorded_getitem  # type: ignore[method-assign]
     environ_type.__iter__ = recorded_iter  # type: ignore[method-assign]
     try:
+        sources: list[Path] = []
         for root in ROOTS:
             package = importlib.import_module(root)
             for info in pkgutil.walk_packages(package.__path__, f"{root}."):
                 name = info.name
                 if name == APP or name.endswith(".__main__") or name.startswith(LEFT_OUT):
                     continue
+                module = importlib.import_module(name)
+                if module.__file__:
+                    sources.append(Path(module.__file__))
+        for name in sorted(_imported_in_functions(sources)):
+            with contextlib.suppress(Exception):  # an optional part this machine lacks
                 importlib.import_module(name)
+        _build_deferred_models()
     finally:
         environ_type.__getitem__ = getitem  # type: ignore[method-assign]
         environ_type.__iter__ = iterate  # type: ignore[method-assign]
     gc.collect()
     gc.freeze()
     return "*" if whole else sorted(keys)
+
+
+def _imported_in_functions(sources: list[Path]) -> set[str]:
+    """The modules the project imports inside its functions (first use, not import time:
+    ``portalocker`` at the run lock, ``rich`` at the first line printed): each child would
+    import them again; imported here once, as the project's own modules are. Its fakes
+    (``LEFT_OUT``) and the command's module are still never imported."""
+    names: set[str] = set()
+    for source in sources:
+        tree = ast.parse(source.read_bytes())
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Import):
+                    names.update(alias.name for alias in inner.names)
+                elif isinstance(inner, ast.ImportFrom) and inner.module and not inner.level:
+                    names.add(inner.module)
+    return {n for n in names if n != APP and not n.startswith(LEFT_OUT)}
+
+
+def _build_deferred_models() -> None:
+    """Build every pydantic model of the project that waits for its first use
+    (``defer_build``, or a reference resolved later): each child would build the ones it
+    uses, the same models, again. One that cannot be built yet stays as it is."""
+    from pydantic import BaseModel
+
+    todo, seen = [BaseModel], set()
+    while todo:
+        for model in todo.pop().__subclasses__():
+            if model in seen:
+                continue
+            seen.add(model)
+            todo.append(model)
+            ours = model.__module__.startswith(ROOTS) and not model.__module__.startswith(LEFT_OUT)
+            if ours and not model.__dict__.get("__pydantic_complete__", True):
+                with contextlib.suppress(Exception):
+                    model.model_rebuild()
 
 
 def _for_the_user_base(frame: Any) -> bool:
