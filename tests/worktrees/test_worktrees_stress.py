@@ -69,6 +69,8 @@ async def churn(tmp_path: Path, count: int) -> float:
     return elapsed
 
 
-async def test_500_worktrees_at_concurrency_8(tmp_path: Path) -> None:
-    elapsed = await churn(tmp_path, 500)
-    print(f"500 worktrees created and removed in {elapsed:.1f}s")
+# 320 (it was 500, which took 32.6 s beside the real-CLI tier, over the suite's 30 s a test):
+# at git's 2 % of failed concurrent adds, 320 unserialized ones all pass 0.2 % of the time.
+async def test_320_worktrees_at_concurrency_8(tmp_path: Path) -> None:
+    elapsed = await churn(tmp_path, 320)
+    print(f"320 worktrees created and removed in {elapsed:.1f}s")
