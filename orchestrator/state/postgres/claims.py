@@ -152,11 +152,15 @@ class PgClaims:
         async def work(conn: Conn, events: list[Event]) -> list[Claim]:
             clock = await self._core.now(conn)
             moment = now or clock
+            # Sent with the sweep's own read (one round trip for both, pipelined): whoever it
+            # ends frees its locks for the next sweep (module doc).
+            stopped = await conn.execute(_STOPPED_HOLDERS, (APPLICATION, IDLE_IN_TRANSACTION))
             cursor = await conn.execute(
                 "SELECT task_id FROM council.tasks WHERE claim_status = 'active' "
                 "AND claim_expires <= %s ORDER BY task_id FOR UPDATE SKIP LOCKED",
                 (moment,),
             )
+            await _cut_off(conn, await stopped.fetchall())
             expired: list[Claim] = []
             for (task_id,) in await cursor.fetchall():
                 current = await locked_task(conn, task_id)
@@ -170,24 +174,22 @@ class PgClaims:
                 expired.append(write.claim)
             return expired
 
-        swept = await self._core.atomically(work)
-        await self._cut_off_stopped_holders()
-        return swept
+        return await self._core.atomically(work)
 
-    async def _cut_off_stopped_holders(self) -> None:
-        """End the server processes of transactions stopped between a write and their commit
-        (module doc): their locks go with them, and the next sweep takes their claims."""
-        async with self._core.tx(durable=False) as conn:
-            cursor = await conn.execute(_STOPPED_HOLDERS, (APPLICATION, IDLE_IN_TRANSACTION))
-            for pid, may in await cursor.fetchall():
-                if may:
-                    await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
-                else:
-                    _log.warning(
-                        "a stopped workstation's transaction (server process %s) locks a lapsed "
-                        "claim, and this database role may not end it (pg_signal_backend)",
-                        pid,
-                    )
+
+async def _cut_off(conn: Conn, stopped: list[tuple[Any, ...]]) -> None:
+    """End the server processes of transactions stopped between a write and their commit
+    (``_STOPPED_HOLDERS``: pid, whether this role may end it): their locks go with them, and
+    the next sweep takes their claims (module doc)."""
+    for pid, may in stopped:
+        if may:
+            await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        else:
+            _log.warning(
+                "a stopped workstation's transaction (server process %s) locks a lapsed "
+                "claim, and this database role may not end it (pg_signal_backend)",
+                pid,
+            )
 
 
 async def _exists(conn: Conn, task_id: str) -> bool:
