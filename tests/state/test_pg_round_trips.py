@@ -240,3 +240,12 @@ async def test_an_error_caught_inside_a_transaction_never_passes_for_a_commit(
                 await (await conn.execute("SELECT 1 / 0")).fetchone()
     assert await traced.store.get_record("ns", "lost") is None
     assert await traced.round_trips(lambda: traced.store.put_record("ns", "k", {"x": 1})) == 2
+
+
+async def test_a_sweep_with_nothing_lapsed_is_one_transaction(traced: Traced) -> None:
+    # Its look for transactions stopped before their commit (``state.postgres.claims``) goes
+    # with its own read: one BEGIN and COMMIT, the clock first, then both reads at once.
+    lines = await traced.trace(traced.store.sweep_expired_claims)
+    assert statements(lines).count("BEGIN") == 1  # two before
+    assert round_trips(lines) == 3
+    assert unsynced_waits(lines) == 0
