@@ -72,7 +72,8 @@ def test_ci_runs_every_quick_bench() -> None:
         "benches_job=$!\n" in ci
     )
     joined = ci.index('joined "$benches_job" benches')
-    assert ci.index("benches_job=$!") < joined < ci.index(".venv/bin/python -m pytest")
+    tests = ci.index("\n.venv/bin/python -m pytest\n")  # the tests' line, not a collection's
+    assert ci.index("benches_job=$!") < joined < tests
 
 
 @pytest.mark.parametrize("script", sorted(BENCHES))
