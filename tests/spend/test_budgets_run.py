@@ -381,9 +381,13 @@ def test_a_hold_in_a_later_phase_on_another_adapter_ends_the_run_held(tmp_path: 
     budget (it used to judge the hold from the plan's adapter, found room there, and waited
     for ever)."""
     run = Run(tmp_path, None)
+    # alt's CLI takes 2 s between its steps: the budget is passed by the running usage of its
+    # first step and the call stopped then. With no delay the call could end by itself first
+    # on a loaded machine (its work kept, the task done: 3 runs in 16, four copies at once).
+    slow = {"type": "scripted", "options": {"delay": 2}}
     config = run.write(
         one_phase_tasks()[:1],
-        adapters={"cli": SCRIPTED, "alt": SCRIPTED},
+        adapters={"cli": SCRIPTED, "alt": slow},
         workflow={"phases": [{"name": "plan"}, {"name": "build", "adapter": "alt"}]},
         budgets={"adapters": {"alt": {"tokens": 1}}},
     )
